@@ -92,7 +92,6 @@ class ProviderConfig(BaseModel):
         return resolved
 
     def _check(self, metadata: ProviderMetadata) -> None:
-        where = {"op": "new_provider", "provider": self.provider, "model": self.model}
         for key in metadata.required_config:
             if key == "api_key":
                 if self.api_key is None:
@@ -104,22 +103,25 @@ class ProviderConfig(BaseModel):
                     raise ConfigError(
                         f"provider {self.provider!r} requires an API key{hint}",
                         context={"field": "api_key", "env_var": metadata.api_key_env},
-                        **where,
+                        op="new_provider", provider=self.provider, model=self.model,
                     )
             elif getattr(self, key, None) in (None, "") and key not in self.provider_specific:
                 raise ConfigError(
                     f"provider {self.provider!r} requires {key!r}",
                     context={"field": key},
-                    **where,
+                    op="new_provider", provider=self.provider, model=self.model,
                 )
         if not self.model:
-            raise ConfigError("model must be set", context={"field": "model"}, **where)
+            raise ConfigError(
+                "model must be set", context={"field": "model"},
+                op="new_provider", provider=self.provider, model=self.model,
+            )
         if not metadata.supports_model(self.model):
             raise ModelUnsupportedError(
                 f"model {self.model!r} is not supported by {self.provider!r} "
                 f"(supported: {', '.join(metadata.supported_models)})",
                 context={"field": "model", "supported_models": list(metadata.supported_models)},
-                **where,
+                op="new_provider", provider=self.provider, model=self.model,
             )
 
     # --- construction helpers ---

@@ -125,7 +125,7 @@ def test_from_env() -> None:
     config = ProviderConfig.from_env("APP_", environ=env)
     assert config.model == "fake-x" and config.temperature == 0.5
     assert config.provider_specific == {"responses": ["hi"]}
-    with pytest.raises(ConfigError, match="APP_TEMPERATURE|temperature"):
+    with pytest.raises(ConfigError, match=r"APP_TEMPERATURE|temperature"):
         ProviderConfig.from_env("APP_", environ={**env, "APP_TEMPERATURE": "9"})
 
 
