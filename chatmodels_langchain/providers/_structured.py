@@ -1,0 +1,85 @@
+"""`with_structured_output` for the built-in models, on `bind_tools` or `response_format`.
+
+`function_calling` forces a tool named after the schema; `json_schema` and `json_mode` bind a
+`response_format` kwarg ({"type": "json_schema", ...} / {"type": "json_object"}) that each
+wire format translates. `include_raw=True` returns {"raw", "parsed", "parsing_error"}.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from typing import Any, Literal, Protocol
+
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import (
+    JsonOutputKeyToolsParser,
+    PydanticToolsParser,
+)
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+
+__all__ = ["StructuredMethod", "structured_output"]
+
+StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
+
+
+class _Bindable(Protocol):
+    def bind(self, **kwargs: Any) -> Runnable[LanguageModelInput, Any]: ...
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Runnable[LanguageModelInput, Any]: ...
+
+
+def structured_output(
+    model: _Bindable,
+    schema: dict[str, Any] | type,
+    *,
+    include_raw: bool = False,
+    method: StructuredMethod = "function_calling",
+    strict: bool | None = None,
+) -> Runnable[LanguageModelInput, Any]:
+    is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+    parser: Runnable[Any, Any]
+    if method == "function_calling":
+        tool = convert_to_openai_tool(schema, strict=strict)
+        name = tool["function"]["name"]
+        llm = model.bind_tools(
+            [schema], tool_choice=name, strict=strict,
+            ls_structured_output_format={"kwargs": {"method": method}, "schema": tool},
+        )
+        parser = (
+            PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+            if is_pydantic
+            else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+        )
+    elif method in ("json_schema", "json_mode"):
+        if method == "json_schema":
+            json_schema = convert_to_json_schema(schema)
+            response_format: dict[str, Any] = {
+                "type": "json_schema",
+                "json_schema": {"name": str(json_schema.get("title") or "response"),
+                                "schema": json_schema,
+                                "strict": True if strict is None else strict},
+            }
+        else:
+            response_format = {"type": "json_object"}
+        llm = model.bind(
+            response_format=response_format,
+            ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
+        )
+        parser = (
+            PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+            if is_pydantic
+            else JsonOutputParser()
+        )
+    else:
+        raise ValueError(f"unknown structured-output method {method!r}")
+    if not include_raw:
+        return llm | parser
+    parse = RunnablePassthrough.assign(
+        parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+    ).with_fallbacks(
+        [RunnablePassthrough.assign(parsed=lambda _: None)], exception_key="parsing_error"
+    )
+    return RunnableMap(raw=llm) | parse
