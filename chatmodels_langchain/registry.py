@@ -210,12 +210,14 @@ class ChatModelRegistry:
         """Create a chat model: validate the config, run the provider's creator, wrap the result.
 
         `args` may hold one `ProviderConfig` (or dict) and any number of functional options
-        (`with_model("gpt-4o-mini")`); keyword `fields` win over both.
+        (`with_model("gpt-4o-mini")`); keyword `fields` win over both. The wrapper options
+        `capture_content`, `metrics` and `underlying` are passed to the wrapper, not the config.
         """
-        from chatmodels_langchain.wrapper import ChatModelWrapper
+        from chatmodels_langchain.wrapper import WRAPPER_OPTIONS, ChatModelWrapper
 
+        extra = {k: fields.pop(k) for k in WRAPPER_OPTIONS if k in fields}
         resolved = self.resolve_config(name, *args, config=config, **fields)
-        return ChatModelWrapper.from_config(resolved, registry=self)
+        return ChatModelWrapper.from_config(resolved, registry=self, **extra)
 
     def create_underlying(self, config: ProviderConfig) -> BaseChatModel:
         """Run the provider's creator for an already validated `config`."""

@@ -34,12 +34,14 @@ if TYPE_CHECKING:
     from chatmodels_langchain.registry import ChatModelRegistry
     from chatmodels_langchain.telemetry import ChatModelMetrics, Operation
 
-__all__ = ["ChatModelWrapper"]
+__all__ = ["WRAPPER_OPTIONS", "ChatModelWrapper"]
 
 _CONFIG_FIELDS = (
     "model", "api_key", "base_url", "timeout", "max_retries", "temperature", "max_tokens",
     "provider_specific",
 )
+WRAPPER_OPTIONS = ("capture_content", "metrics", "underlying")
+"""Keyword arguments of `new_provider` that configure the wrapper rather than the provider."""
 _END = object()
 # Exceptions that must keep their identity: the caller's control flow depends on them.
 _PASSTHROUGH = (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
