@@ -337,7 +337,8 @@ def make_error(code: ErrorCode | str, message: str, **kwargs: Any) -> ChatModelE
 
 _CONTEXT_LENGTH = re.compile(
     r"(?i)(context[ _-]?length|context window|maximum context|too many tokens|"
-    r"prompt is too long|input is too long|reduce the length|exceeds the model)"
+    r"prompt is too long|input is too long|reduce the length|exceeds the model|"
+    r"exceed context limit)"
 )
 
 # Provider SDK exception classes, matched by name so no SDK is imported.

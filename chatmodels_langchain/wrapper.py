@@ -21,12 +21,18 @@ from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableParallel, RunnableSequence
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from chatmodels_langchain.config import ProviderConfig
-from chatmodels_langchain.errors import CapabilityError, ChatModelError, map_exception
+from chatmodels_langchain.errors import (
+    CapabilityError,
+    ChatModelError,
+    InvalidInputError,
+    map_exception,
+)
 from chatmodels_langchain.health import HealthStatus, ModelInfo, probe_health
 from chatmodels_langchain.metadata import Capability, ProviderMetadata
 
@@ -228,6 +234,16 @@ class ChatModelWrapper(BaseChatModel):
         if self.profile is None:
             self.__dict__["profile"] = self._resolve_model_profile()
         return self
+
+    def _convert_input(self, model_input: LanguageModelInput) -> PromptValue:
+        """LangChain's input conversion, with its ValueError/TypeError mapped to invalid_input."""
+        try:
+            return super()._convert_input(model_input)
+        except Exception as exc:
+            raise InvalidInputError(
+                f"cannot use this input: {exc}", op="convert_input", provider=self.provider,
+                model=self.model, cause=exc, secrets=self._secrets,
+            ) from exc
 
     # --- capabilities ---
 

@@ -2,14 +2,14 @@
 
 A wire-format module subclasses it and supplies four things: the request path and headers,
 `build_body` (LangChain messages and kwargs -> provider JSON), `parse_response`
-(provider JSON -> `ChatResult`) and `new_stream_parser` (provider events -> chunks).
+(provider JSON -> `ChatResult`) and `new_stream_parser(body)` (provider events -> chunks).
 Tools are bound in OpenAI function format and converted by the wire format when the body
 is built; structured output is built on `bind_tools` or on a `response_format` kwarg.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import httpx
@@ -112,7 +112,8 @@ class NativeChatModel(BaseChatModel):
     def parse_response(self, data: Any) -> ChatResult:
         raise NotImplementedError
 
-    def new_stream_parser(self) -> StreamParser:
+    def new_stream_parser(self, body: Mapping[str, Any]) -> StreamParser:
+        """A parser for one stream; `body` is the request it answers (its shape may matter)."""
         raise NotImplementedError
 
     def health_path(self) -> str | None:
@@ -171,7 +172,7 @@ class NativeChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         body = self.build_body(messages, self._stop(stop), True, **kwargs)
-        parser = self.new_stream_parser()
+        parser = self.new_stream_parser(body)
         events = self._transport.stream(
             self.request_path(), body, fmt=self.stream_format, op="stream"
         )
@@ -193,7 +194,7 @@ class NativeChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         body = self.build_body(messages, self._stop(stop), True, **kwargs)
-        parser = self.new_stream_parser()
+        parser = self.new_stream_parser(body)
         events = self._transport.astream(
             self.request_path(), body, fmt=self.stream_format, op="astream"
         )

@@ -332,7 +332,7 @@ class ChatOllamaNative(NativeChatModel):
             llm_output={"model_name": ai.response_metadata["model_name"]},
         )
 
-    def new_stream_parser(self) -> StreamParser:
+    def new_stream_parser(self, body: Mapping[str, Any]) -> StreamParser:
         return _OllamaStreamParser(self)
 
     def _response_object(self, data: Any, op: str) -> dict[str, Any]:

@@ -46,23 +46,6 @@ PIXEL = (
 )
 
 
-@pytest.fixture
-def cassette(record_mode: str) -> Cassette:
-    """conftest's fixture, but through `make_vcr` so the "json_body" matcher is registered.
-
-    (conftest builds a bare `vcr.VCR(**vcr_config())`, which raises "Matcher json_body doesn't
-    exist or isn't registered"; drop this override once conftest uses `make_vcr`.)
-    """
-    from chatmodels_langchain.testing.cassettes import make_vcr, vcr_config
-
-    def use(provider: str, name: str) -> AbstractContextManager[Any]:
-        config = vcr_config()
-        config["record_mode"] = record_mode or "none"
-        return make_vcr(**config).use_cassette(str(CASSETTES / provider / f"{name}.yaml"))
-
-    return use
-
-
 def ollama(model: str = "llama3.2", **kwargs: Any) -> ChatOllamaNative:
     kwargs.setdefault("max_retries", 0)
     return ChatOllamaNative(model=model, **kwargs)
@@ -537,7 +520,7 @@ async def test_error_line_mid_stream_is_raised_and_not_retried(cassette: Cassett
 
 
 def test_error_line_about_context_length_is_context_length_exceeded() -> None:
-    parser = ollama().new_stream_parser()
+    parser = ollama().new_stream_parser({})
     event = _http.ServerEvent(None, {"error": "prompt is too long for the context window"})
     with pytest.raises(ChatModelError) as info:
         list(parser.feed(event))
