@@ -19,12 +19,15 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from chatmodels_langchain.config import ProviderConfig
+from chatmodels_langchain.providers._binding import (
+    StructuredMethod,
+    bind_openai_tools,
+    structured_output,
+)
 from chatmodels_langchain.providers._http import HTTPTransport, ServerEvent, StreamFormat
-from chatmodels_langchain.providers._structured import StructuredMethod, structured_output
 
 __all__ = ["NativeChatModel", "StreamParser", "model_fields_from_config"]
 
@@ -99,7 +102,10 @@ class NativeChatModel(BaseChatModel):
     # --- the wire-format contract ---
 
     def auth_headers(self) -> dict[str, str]:
-        raise NotImplementedError
+        """`Authorization: Bearer` when a key is set (override for other schemes)."""
+        if self.api_key is None:
+            return {}
+        return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
 
     def request_path(self) -> str:
         raise NotImplementedError
@@ -220,20 +226,10 @@ class NativeChatModel(BaseChatModel):
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools given as pydantic models, functions, LangChain tools or provider dicts.
-
-        `tool_choice`: "auto", "any"/"required", "none", a tool name, or True (the only tool).
-        """
-        formatted = [convert_to_openai_tool(t, strict=strict) for t in tools]
-        if tool_choice is True:
-            if len(formatted) != 1:
-                raise ValueError("tool_choice=True needs exactly one tool")
-            tool_choice = formatted[0]["function"]["name"]
-        if tool_choice is not None and tool_choice is not False:
-            kwargs["tool_choice"] = tool_choice
-        if parallel_tool_calls is not None:
-            kwargs["parallel_tool_calls"] = parallel_tool_calls
-        return self.bind(tools=formatted, **kwargs)
+        return bind_openai_tools(
+            self, tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
+            strict=strict, **kwargs,
+        )
 
     def with_structured_output(
         self,

@@ -25,13 +25,16 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field, PrivateAttr
 
 from chatmodels_langchain.config import ProviderConfig
 from chatmodels_langchain.errors import ErrorCode, make_error
 from chatmodels_langchain.metadata import Capability
-from chatmodels_langchain.providers._structured import StructuredMethod, structured_output
+from chatmodels_langchain.providers._binding import (
+    StructuredMethod,
+    bind_openai_tools,
+    structured_output,
+)
 
 __all__ = ["FakeChatModel", "create_fake"]
 
@@ -100,10 +103,7 @@ class FakeChatModel(BaseChatModel):
         tool_choice: str | dict[str, Any] | bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        if tool_choice is not None:
-            kwargs["tool_choice"] = tool_choice
-        return self.bind(tools=formatted, **kwargs)
+        return bind_openai_tools(self, tools, tool_choice=tool_choice, **kwargs)
 
     def _next(self) -> Any:
         with self._lock:

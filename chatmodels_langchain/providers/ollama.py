@@ -109,11 +109,6 @@ class ChatOllamaNative(NativeChatModel):
 
     # --- transport ---
 
-    def auth_headers(self) -> dict[str, str]:
-        if self.api_key is None:
-            return {}
-        return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
-
     def request_path(self) -> str:
         return "/api/chat"
 

@@ -301,11 +301,6 @@ class ChatOpenAINative(NativeChatModel):
 
     # --- wire-format contract ---
 
-    def auth_headers(self) -> dict[str, str]:
-        if self.api_key is None:
-            return {}
-        return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
-
     def request_path(self) -> str:
         return "/chat/completions"
 

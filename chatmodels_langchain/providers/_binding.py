@@ -1,12 +1,15 @@
-"""`with_structured_output` for the built-in models, on `bind_tools` or `response_format`.
+"""`bind_tools` and `with_structured_output` shared by the built-in models.
 
-`function_calling` forces a tool named after the schema; `json_schema` and `json_mode` bind a
-`response_format` kwarg ({"type": "json_schema", ...} / {"type": "json_object"}) that each
-wire format translates. `include_raw=True` returns {"raw", "parsed", "parsing_error"}.
+Tools are bound in OpenAI function format (each wire format converts them when it builds a
+request). For structured output, `function_calling` forces a tool named after the schema;
+`json_schema` and `json_mode` bind a `response_format` kwarg ({"type": "json_schema", ...}
+or {"type": "json_object"}) that each wire format translates. `include_raw=True` returns
+{"raw", "parsed", "parsing_error"}.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, Literal, Protocol
 
@@ -17,10 +20,11 @@ from langchain_core.output_parsers.openai_tools import (
     PydanticToolsParser,
 )
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
-__all__ = ["StructuredMethod", "structured_output"]
+__all__ = ["StructuredMethod", "bind_openai_tools", "structured_output"]
 
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
 
@@ -29,6 +33,31 @@ class _Bindable(Protocol):
     def bind(self, **kwargs: Any) -> Runnable[LanguageModelInput, Any]: ...
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> Runnable[LanguageModelInput, Any]: ...
+
+
+def bind_openai_tools(
+    model: _Bindable,
+    tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+    *,
+    tool_choice: str | dict[str, Any] | bool | None = None,
+    parallel_tool_calls: bool | None = None,
+    strict: bool | None = None,
+    **kwargs: Any,
+) -> Runnable[LanguageModelInput, Any]:
+    """Bind tools given as pydantic models, functions, LangChain tools or provider dicts.
+
+    `tool_choice`: "auto", "any"/"required", "none", a tool name, or True (the only tool).
+    """
+    formatted = [convert_to_openai_tool(t, strict=strict) for t in tools]
+    if tool_choice is True:
+        if len(formatted) != 1:
+            raise ValueError("tool_choice=True needs exactly one tool")
+        tool_choice = formatted[0]["function"]["name"]
+    if tool_choice is not None and tool_choice is not False:
+        kwargs["tool_choice"] = tool_choice
+    if parallel_tool_calls is not None:
+        kwargs["parallel_tool_calls"] = parallel_tool_calls
+    return model.bind(tools=formatted, **kwargs)
 
 
 def structured_output(
