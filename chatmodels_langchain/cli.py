@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--live", action="store_true", help="call the real providers (needs their API keys)"
     )
+    demo.add_argument(
+        "--record", action="store_true",
+        help="with real keys: run live and re-record cassettes/demo/ (scrubbed) as it goes",
+    )
 
     check = commands.add_parser(
         "check",
@@ -150,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from chatmodels_langchain.demo import run_demo
 
+            if args.record:
+                return run_demo(live=True, record_mode="rewrite", out=out)
             return run_demo(live=args.live, out=out)
         if args.command in ("check", "health"):
             return cmd_check(args, registry=default_registry(), out=out)

@@ -194,8 +194,9 @@ def test_demo_cassettes_are_bundled_and_clean() -> None:
         assert audit_cassette_text(path.read_text(encoding="utf-8")) == [], path.name
 
 
-def test_demo_live_without_keys_says_so(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "demo", "--live")
+@pytest.mark.parametrize("flag", ["--live", "--record"])
+def test_demo_live_without_keys_says_so(capsys: pytest.CaptureFixture[str], flag: str) -> None:
+    code, out, _ = _run(capsys, "demo", flag)
     assert code == EXIT_USAGE
     assert "OPENAI_API_KEY" in out and "ANTHROPIC_API_KEY" in out
 
