@@ -19,7 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check chatmodels_langchain tests benchmarks
 	$(BIN)/mypy chatmodels_langchain
-	$(BIN)/python -m pytest -q -p no:randomly
+	$(BIN)/python -m pytest -q --benchmark-disable
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
