@@ -22,6 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q --benchmark-disable
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/run.py
 
 clean:
