@@ -62,7 +62,7 @@ def _status(model: ChatModelWrapper, started: float, error: ChatModelError | Non
 
 def _as_error(model: ChatModelWrapper, exc: Exception) -> ChatModelError:
     return map_exception(exc, op="check_health", provider=model.provider, model=model.model,
-                         secrets=model._secrets)
+                         secrets=model._bound.secrets)
 
 
 def probe_health(model: ChatModelWrapper) -> HealthStatus:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
@@ -24,7 +25,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableParallel, RunnableSequence
 from langchain_core.tools import BaseTool
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from chatmodels_langchain.config import ProviderConfig
 from chatmodels_langchain.errors import (
@@ -86,6 +87,19 @@ class _StreamSummary:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    """What a wrapper resolved at construction: config, metadata and the hot per-call state."""
+
+    config: ProviderConfig
+    metadata: ProviderMetadata
+    capabilities: frozenset[Capability]
+    metrics: ChatModelMetrics
+    server_address: str | None
+    server_port: int | None
+    secrets: tuple[str, ...]
+
+
 class ChatModelWrapper(BaseChatModel):
     """A registry-created chat model. Build it like `new_provider`:
 
@@ -113,13 +127,10 @@ class ChatModelWrapper(BaseChatModel):
     metrics: Any = Field(default=None, exclude=True)
     """A `ChatModelMetrics`; the registry's when None."""
 
-    _config: ProviderConfig = PrivateAttr()
-    _metadata: ProviderMetadata = PrivateAttr()
-    _capabilities: frozenset[Capability] = PrivateAttr()
-    _metrics: ChatModelMetrics = PrivateAttr()
-    _server: tuple[str | None, int | None] = PrivateAttr(default=(None, None))
-    _secrets: tuple[str, ...] = PrivateAttr(default=())
-    _last_health: HealthStatus | None = PrivateAttr(default=None)
+    if TYPE_CHECKING:
+        # Set in the instance __dict__ (not a pydantic private attribute): it is read on every
+        # call, and a plain attribute lookup is several times cheaper than pydantic's.
+        _bound: _Bound
 
     @model_validator(mode="after")
     def _create(self) -> ChatModelWrapper:
@@ -138,21 +149,26 @@ class ChatModelWrapper(BaseChatModel):
         for name in _CONFIG_FIELDS:
             self.__dict__[name] = getattr(config, name)
         self.__dict__["registry"] = registry
-        self._config = config
-        self._metadata = metadata
         declared = getattr(self.underlying, "declared_capabilities", None)
-        self._capabilities = (
-            frozenset(declared) if declared else metadata.capabilities_for(config.model)
-        )
         metrics = self.metrics or registry.metrics
         if self.capture_content is not None:
             metrics = metrics.with_capture_content(self.capture_content)
-        self._metrics = metrics
-        self._secrets = (config.api_key.get_secret_value(),) if config.api_key else ()
+        address: str | None = None
+        port: int | None = None
         if config.base_url:
             parts = urlsplit(config.base_url)
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            self._server = (parts.hostname, port)
+            address, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        self.__dict__["_bound"] = _Bound(
+            config=config,
+            metadata=metadata,
+            capabilities=(
+                frozenset(declared) if declared else metadata.capabilities_for(config.model)
+            ),
+            metrics=metrics,
+            server_address=address,
+            server_port=port,
+            secrets=(config.api_key.get_secret_value(),) if config.api_key else (),
+        )
         registry._track(self)
 
     @classmethod
@@ -205,13 +221,15 @@ class ChatModelWrapper(BaseChatModel):
 
     @property
     def lc_secrets(self) -> dict[str, str]:
-        env = self._metadata.api_key_env if hasattr(self, "_metadata") else None
+        bound = self.__dict__.get("_bound")
+        env = bound.metadata.api_key_env if bound is not None else None
         return {"api_key": env or "CHATMODELS_API_KEY"}
 
     def _resolve_model_profile(self) -> ModelProfile | None:
-        if not hasattr(self, "_capabilities"):
+        bound = self.__dict__.get("_bound")
+        if bound is None:
             return None
-        caps = self._capabilities
+        caps = bound.capabilities
         profile = ModelProfile(
             tool_calling=Capability.TOOL_CALLING in caps,
             tool_choice=Capability.TOOL_CHOICE in caps,
@@ -222,7 +240,7 @@ class ChatModelWrapper(BaseChatModel):
         )
         if Capability.STREAMING in caps and Capability.TOOL_CALLING in caps:
             profile["tool_call_streaming"] = True
-        max_in, max_out = self._metadata.limits_for(self.model)
+        max_in, max_out = self._bound.metadata.limits_for(self.model)
         if max_in:
             profile["max_input_tokens"] = max_in
         if max_out:
@@ -242,7 +260,7 @@ class ChatModelWrapper(BaseChatModel):
         except Exception as exc:
             raise InvalidInputError(
                 f"cannot use this input: {exc}", op="convert_input", provider=self.provider,
-                model=self.model, cause=exc, secrets=self._secrets,
+                model=self.model, cause=exc, secrets=self._bound.secrets,
             ) from exc
 
     # --- capabilities ---
@@ -250,13 +268,13 @@ class ChatModelWrapper(BaseChatModel):
     @property
     def capabilities(self) -> frozenset[Capability]:
         """What this provider and model offer; decides bind_tools/structured output/streaming."""
-        return self._capabilities
+        return self._bound.capabilities
 
     def supports(self, capability: Capability | str) -> bool:
-        return Capability(capability) in self._capabilities
+        return Capability(capability) in self._bound.capabilities
 
     def _require(self, capability: Capability, op: str, detail: str = "") -> None:
-        if capability not in self._capabilities:
+        if capability not in self._bound.capabilities:
             raise CapabilityError(
                 f"{self.provider} model {self.model!r} does not support {capability.value}"
                 + (f" ({detail})" if detail else ""),
@@ -300,7 +318,7 @@ class ChatModelWrapper(BaseChatModel):
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
         """Structured output with a method the model supports (function_calling preferred)."""
-        caps = self._capabilities
+        caps = self._bound.capabilities
         if method is None:
             # Forcing the schema's tool needs tool_choice; without it a server-enforced
             # JSON schema is the more reliable choice.
@@ -382,11 +400,11 @@ class ChatModelWrapper(BaseChatModel):
     # --- info and health ---
 
     def get_model_info(self) -> ModelInfo:
-        max_in, max_out = self._metadata.limits_for(self.model)
+        max_in, max_out = self._bound.metadata.limits_for(self.model)
         return ModelInfo(
             provider=self.provider,
             model=self.model,
-            capabilities=tuple(sorted(c.value for c in self._capabilities)),
+            capabilities=tuple(sorted(c.value for c in self._bound.capabilities)),
             max_input_tokens=max_in,
             max_output_tokens=max_out,
             base_url=self.base_url,
@@ -394,16 +412,12 @@ class ChatModelWrapper(BaseChatModel):
 
     def check_health(self) -> HealthStatus:
         """Probe the provider; never raises. See `chatmodels_langchain.health`."""
-        status = probe_health(self)
-        self._last_health = status
-        return status
+        return probe_health(self)
 
     async def acheck_health(self) -> HealthStatus:
         from chatmodels_langchain.health import aprobe_health
 
-        status = await aprobe_health(self)
-        self._last_health = status
-        return status
+        return await aprobe_health(self)
 
     # --- delegation with telemetry and error mapping ---
 
@@ -416,7 +430,7 @@ class ChatModelWrapper(BaseChatModel):
     def _mapped(self, exc: BaseException, op: str) -> ChatModelError:
         """The error users see: classified once, located at the wrapper's operation."""
         return map_exception(
-            exc, op=op, provider=self.provider, model=self.model, secrets=self._secrets
+            exc, op=op, provider=self.provider, model=self.model, secrets=self._bound.secrets
         ).with_location(op=op)
 
     def _start(
@@ -427,8 +441,9 @@ class ChatModelWrapper(BaseChatModel):
         *,
         stream: bool,
     ) -> Operation:
-        address, port = self._server
-        return self._metrics.start_operation(
+        bound = self._bound
+        address, port = bound.server_address, bound.server_port
+        return bound.metrics.start_operation(
             provider=self.provider,
             model=str(kwargs.get("model") or self.model),
             stream=stream,
@@ -498,7 +513,7 @@ class ChatModelWrapper(BaseChatModel):
         operation.end()
 
     def _streams_natively(self, async_api: bool) -> bool:
-        if Capability.STREAMING not in self._capabilities:
+        if Capability.STREAMING not in self._bound.capabilities:
             return False
         kind = type(self._delegate)
         has_sync = kind._stream is not BaseChatModel._stream
@@ -520,14 +535,16 @@ class ChatModelWrapper(BaseChatModel):
         summary = _StreamSummary(text=[] if operation.captures_content else None)
         iterator: Iterator[ChatGenerationChunk] | None = None
         first = True
+        # The delegate runs in a context of its own where the operation stays active, so the
+        # span and ObservabilityContext are current inside it without re-activating per chunk.
+        inner = contextvars.copy_context()
+        inner.run(operation.activate().__enter__)
         try:
-            with operation.activate():
-                iterator = self._delegate._stream(
-                    messages, stop=stop, run_manager=run_manager, **kwargs
-                )
+            iterator = self._delegate._stream(
+                messages, stop=stop, run_manager=run_manager, **kwargs
+            )
             while True:
-                with operation.activate():
-                    chunk = next(iterator, _END)
+                chunk = inner.run(next, iterator, _END)
                 if chunk is _END:
                     break
                 assert isinstance(chunk, ChatGenerationChunk)
@@ -544,7 +561,7 @@ class ChatModelWrapper(BaseChatModel):
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
-                close()
+                inner.run(close)
         operation.record_result(summary.message(), summary.metadata)
         operation.end()
 

@@ -785,3 +785,41 @@ def test_console_rejects_unknown_exporter() -> None:
     with pytest.raises(ValueError, match="exporter"):
         console(exporter="otlp")
 
+
+
+_LATE_SDK_SCRIPT = textwrap.dedent(
+    """
+    import json
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from chatmodels_langchain.telemetry import ChatModelMetrics, current_observability
+
+    metrics = ChatModelMetrics()  # on the globals, before any SDK exists
+    before = metrics.start_operation(provider="p", model="m")
+    with before.activate():
+        tracked = current_observability() is before.observability
+    before_recording = before.span.is_recording()
+    before.end()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)  # installed later: the same instance must pick it up
+    after = metrics.start_operation(provider="p", model="m")
+    after_recording = after.span.is_recording()
+    after.end()
+    print(json.dumps({
+        "before_recording": before_recording,
+        "tracked": tracked,
+        "after_recording": after_recording,
+        "spans": [s.name for s in exporter.get_finished_spans()],
+    }))
+    """
+)
+
+
+def test_no_sdk_is_silent_until_one_is_installed() -> None:
+    report = _run(_LATE_SDK_SCRIPT)
+    assert report == {"before_recording": False, "tracked": True,
+                      "after_recording": True, "spans": ["chat m"]}

@@ -27,7 +27,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
-from opentelemetry.trace import NoOpTracerProvider, Span, SpanKind, StatusCode, TracerProvider
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    StatusCode,
+    TracerProvider,
+)
 
 from chatmodels_langchain.errors import ChatModelError, ErrorCode, map_exception, redact
 from chatmodels_langchain.telemetry import semconv as sc
@@ -149,6 +157,9 @@ class ChatModelMetrics:
         capture_content: bool | None = None,
     ) -> None:
         version = _version()
+        # Whether each side can record: True/False when fixed, None to ask the globals per call.
+        self._meter_records = _records(meter_provider, NoOpMeterProvider)
+        self._tracer_records = _records(tracer_provider, NoOpTracerProvider)
         if meter_provider is None:
             meter = otel_metrics.get_meter(sc.INSTRUMENTATION_NAME, version)
         else:
@@ -191,6 +202,15 @@ class ChatModelMetrics:
     def capture_content(self) -> bool:
         """Whether message content is recorded on spans."""
         return self._capture
+
+    def _recording(self) -> bool:
+        """Whether anything could record a call (else calls skip all OpenTelemetry work)."""
+        tracer, meter = self._tracer_records, self._meter_records
+        if tracer or meter:
+            return True
+        if tracer is None and not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+            return True
+        return meter is None and not _is_proxy_meter_provider(otel_metrics.get_meter_provider())
 
     def with_capture_content(self, capture_content: bool) -> ChatModelMetrics:
         """A view sharing this instance's tracer and instruments, with another capture setting."""
@@ -238,6 +258,8 @@ class ChatModelMetrics:
         started = time.perf_counter()
         labels = self._labels_for(operation, provider, model, server_address, server_port)
         observability = new_observability(provider, model, metadata)
+        if not self._recording():
+            return _SilentOperation(self, INVALID_SPAN, observability, labels, stream, started)
         # One attribute dict, given at creation so samplers see it (one SDK copy, not two).
         attrs = labels.span_call[1 if stream else 0].copy()
         attrs[sc.CHATMODELS_OPERATION_ID] = observability.operation_id
@@ -310,8 +332,12 @@ class _Activation:
         self._operation = operation
 
     def __enter__(self) -> None:
-        self._otel_token = otel_context.attach(trace.set_span_in_context(self._operation.span))
-        self._operation_token = _CURRENT_OPERATION.set(self._operation)
+        operation = self._operation
+        span_context = operation._span_context
+        if span_context is None:  # built once per call, not once per stream chunk
+            span_context = operation._span_context = trace.set_span_in_context(operation.span)
+        self._otel_token = otel_context.attach(span_context)
+        self._operation_token = _CURRENT_OPERATION.set(operation)
 
     def __exit__(
         self,
@@ -336,6 +362,7 @@ class Operation:
         "_metrics",
         "_request_labels",
         "_result_recorded",
+        "_span_context",
         "_started",
         "_stream",
         "observability",
@@ -361,6 +388,7 @@ class Operation:
         self._ended = False
         self._first_chunk = False
         self._result_recorded = False
+        self._span_context: otel_context.Context | None = None
 
     @property
     def captures_content(self) -> bool:
@@ -478,6 +506,62 @@ class Operation:
         finally:
             metrics._active.add(-1, self._request_labels.counter)
             span.end()
+
+
+class _ContextOnly:
+    """`activate()` of a silent operation: only the ObservabilityContext becomes current."""
+
+    __slots__ = ("_operation", "_token")
+
+    def __init__(self, operation: Operation) -> None:
+        self._operation = operation
+
+    def __enter__(self) -> None:
+        self._token = _CURRENT_OPERATION.set(self._operation)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            _CURRENT_OPERATION.reset(self._token)
+        except (ValueError, RuntimeError):
+            _CURRENT_OPERATION.set(None)
+
+
+class _SilentOperation(Operation):
+    """A call that nothing would record (no SDK, or no-op providers): ids and context only.
+
+    Skipping span creation, counters and context attachment keeps the wrapper's cost near
+    zero for users who have not installed an OpenTelemetry SDK.
+    """
+
+    __slots__ = ()
+
+    def activate(self) -> AbstractContextManager[None]:
+        return _ContextOnly(self)
+
+    def record_first_chunk(self) -> None:
+        return None
+
+    def record_retry(self, attempt: int, error: BaseException, delay_s: float) -> None:
+        return None
+
+    def record_result(
+        self, message: BaseMessage, response_metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        self._result_recorded = True
+
+    def end(self, error: BaseException | None = None, *, abandoned: bool = False) -> None:
+        self._ended = True
+
+
+def _records(provider: object | None, noop_type: type) -> bool | None:
+    if provider is None:
+        return None
+    return not isinstance(provider, noop_type)
+
+
+def _is_proxy_meter_provider(provider: object) -> bool:
+    # The API's placeholder until an SDK is installed; its class is private, so match by name.
+    return type(provider).__name__ == "_ProxyMeterProvider"
 
 
 def current_operation() -> Operation | None:
