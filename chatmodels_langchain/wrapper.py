@@ -532,7 +532,7 @@ class ChatModelWrapper(BaseChatModel):
             yield _as_chunk(result)
             return
         operation = self._start(messages, kwargs, run_manager, stream=True)
-        summary = _StreamSummary(text=[] if operation.captures_content else None)
+        summary = _summary_for(operation)
         iterator: Iterator[ChatGenerationChunk] | None = None
         first = True
         # The delegate runs in a context of its own where the operation stays active, so the
@@ -551,7 +551,8 @@ class ChatModelWrapper(BaseChatModel):
                 if first:
                     operation.record_first_chunk()
                     first = False
-                summary.add(chunk.message)
+                if summary is not None:
+                    summary.add(chunk.message)
                 yield chunk
         except GeneratorExit:
             operation.end(abandoned=True)
@@ -562,7 +563,8 @@ class ChatModelWrapper(BaseChatModel):
             close = getattr(iterator, "close", None)
             if close is not None:
                 inner.run(close)
-        operation.record_result(summary.message(), summary.metadata)
+        if summary is not None:
+            operation.record_result(summary.message(), summary.metadata)
         operation.end()
 
     async def _astream(
@@ -577,7 +579,7 @@ class ChatModelWrapper(BaseChatModel):
             yield _as_chunk(result)
             return
         operation = self._start(messages, kwargs, run_manager, stream=True)
-        summary = _StreamSummary(text=[] if operation.captures_content else None)
+        summary = _summary_for(operation)
         iterator: AsyncIterator[ChatGenerationChunk] | None = None
         first = True
         try:
@@ -594,7 +596,8 @@ class ChatModelWrapper(BaseChatModel):
                 if first:
                     operation.record_first_chunk()
                     first = False
-                summary.add(chunk.message)
+                if summary is not None:
+                    summary.add(chunk.message)
                 yield chunk
         except GeneratorExit:
             operation.end(abandoned=True)
@@ -607,7 +610,8 @@ class ChatModelWrapper(BaseChatModel):
                 # closing must not mask the outcome
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await aclose()
-        operation.record_result(summary.message(), summary.metadata)
+        if summary is not None:
+            operation.record_result(summary.message(), summary.metadata)
         operation.end()
 
     def close(self) -> None:
@@ -620,6 +624,13 @@ class ChatModelWrapper(BaseChatModel):
         aclose = getattr(self.underlying, "aclose", None)
         if callable(aclose):
             await aclose()
+
+
+def _summary_for(operation: Operation) -> _StreamSummary | None:
+    """What a stream keeps for telemetry: nothing when nothing records the call."""
+    if not operation.records:
+        return None
+    return _StreamSummary(text=[] if operation.captures_content else None)
 
 
 def _as_chunk(result: ChatResult) -> ChatGenerationChunk:

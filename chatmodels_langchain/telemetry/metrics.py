@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
@@ -390,6 +390,9 @@ class Operation:
         self._result_recorded = False
         self._span_context: otel_context.Context | None = None
 
+    records: ClassVar[bool] = True
+    """False when nothing would record this call: callers may skip collecting results."""
+
     @property
     def captures_content(self) -> bool:
         """Whether message content is recorded (the wrapper keeps stream text only then)."""
@@ -534,6 +537,7 @@ class _SilentOperation(Operation):
     """
 
     __slots__ = ()
+    records: ClassVar[bool] = False
 
     def activate(self) -> AbstractContextManager[None]:
         return _ContextOnly(self)
