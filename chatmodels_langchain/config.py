@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from chatmodels_langchain.errors import ConfigError, ErrorCode, ModelUnsupportedError
@@ -34,6 +35,9 @@ __all__ = [
     "with_timeout",
 ]
 
+_NOT_FROM_TEXT = frozenset({"http_client", "http_async_client"})
+"""Fields that hold live objects and cannot come from the environment or a file."""
+
 ConfigOption = Callable[[dict[str, Any]], None]
 """A functional option: mutates the field dict `new_provider` builds a config from."""
 
@@ -41,7 +45,9 @@ ConfigOption = Callable[[dict[str, Any]], None]
 class ProviderConfig(BaseModel):
     """Configuration shared by every provider. Immutable; copy with `model_copy(update=...)`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, arbitrary_types_allowed=True
+    )
 
     provider: str = Field(min_length=1)
     model: str = ""
@@ -52,6 +58,10 @@ class ProviderConfig(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
     provider_specific: dict[str, Any] = Field(default_factory=dict)
+    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
+    """A client of your own (proxy, custom CA, tests) for providers that speak HTTP; shared,
+    never copied and never closed by the model."""
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
 
     @field_validator("provider_specific", mode="before")
     @classmethod
@@ -139,8 +149,7 @@ class ProviderConfig(BaseModel):
         """
         data: dict[str, Any]
         if isinstance(base, ProviderConfig):
-            data = base.model_dump()
-            data["api_key"] = base.api_key
+            data = {name: getattr(base, name) for name in type(base).model_fields}
         else:
             data = dict(base or {})
         for option in options:
@@ -197,6 +206,8 @@ class ProviderConfig(BaseModel):
         env = os.environ if environ is None else environ
         data: dict[str, Any] = {}
         for name in cls.model_fields:
+            if name in _NOT_FROM_TEXT:
+                continue
             if name == "provider_specific":
                 raw = env.get(f"{prefix}PROVIDER_SPECIFIC")
                 if raw:

@@ -45,7 +45,7 @@ __all__ = ["WRAPPER_OPTIONS", "ChatModelWrapper"]
 
 _CONFIG_FIELDS = (
     "model", "api_key", "base_url", "timeout", "max_retries", "temperature", "max_tokens",
-    "provider_specific",
+    "provider_specific", "http_client", "http_async_client",
 )
 WRAPPER_OPTIONS = ("capture_content", "metrics", "underlying")
 """Keyword arguments of `new_provider` that configure the wrapper rather than the provider."""
@@ -118,6 +118,9 @@ class ChatModelWrapper(BaseChatModel):
     temperature: float | None = None
     max_tokens: int | None = None
     provider_specific: dict[str, Any] = Field(default_factory=dict)
+    http_client: Any = Field(default=None, exclude=True, repr=False)
+    """An `httpx.Client` of your own for HTTP providers (proxy, custom CA); never closed here."""
+    http_async_client: Any = Field(default=None, exclude=True, repr=False)
     capture_content: bool | None = Field(default=None, exclude=True)
     """Record message content on spans (None: the OTel content-capture env var decides)."""
     underlying: BaseChatModel | None = Field(default=None, exclude=True)

@@ -147,3 +147,16 @@ def test_from_file_toml_and_json(tmp_path: Path) -> None:
 def test_from_dict_validates() -> None:
     with pytest.raises(ConfigError, match="max_tokens"):
         ProviderConfig.from_dict({"provider": "fake", "max_tokens": -5})
+
+
+def test_http_client_is_carried_not_copied_and_not_from_text() -> None:
+    import httpx
+
+    client = httpx.Client()
+    config = ProviderConfig.build(provider="fake", http_client=client)
+    rebuilt = ProviderConfig.build(base=config, model="fake-2")
+    assert rebuilt.http_client is client and rebuilt.model == "fake-2"
+    assert "http_client" not in config.model_dump()
+    env = {"APP_PROVIDER": "fake", "APP_HTTP_CLIENT": "ignored"}
+    assert ProviderConfig.from_env("APP_", environ=env).http_client is None
+    client.close()

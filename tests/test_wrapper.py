@@ -318,3 +318,26 @@ def test_serialisation_round_trip(registry: ChatModelRegistry) -> None:
     assert isinstance(revived, ChatModelWrapper)
     assert (revived.provider, revived.model, revived.temperature, revived.max_tokens) == (
         "fake", "fake-x", 0.3, 9)
+
+
+def test_own_http_client_reaches_the_provider(registry: ChatModelRegistry) -> None:
+    import httpx
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "via your client"}}],
+        })
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    model = registry.new_provider("openai", model="gpt-4o-mini", api_key=KEY, http_client=client)
+    assert model.invoke("hi").content == "via your client"
+    assert seen == ["https://api.openai.com/v1/chat/completions"]
+    assert model._bound.config.http_client is client  # shared, not copied
+    assert "http_client" not in repr(model) and KEY not in repr(model)
+    model.close()
+    assert not client.is_closed  # the caller owns it

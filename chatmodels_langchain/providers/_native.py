@@ -52,6 +52,8 @@ def model_fields_from_config(config: ProviderConfig) -> dict[str, Any]:
         "temperature": config.temperature,
         "max_tokens": config.max_tokens,
         "provider_specific": dict(config.provider_specific),
+        "http_client": config.http_client,
+        "http_async_client": config.http_async_client,
     }
     if config.base_url:
         fields["base_url"] = config.base_url
@@ -77,9 +79,9 @@ class NativeChatModel(BaseChatModel):
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     provider_specific: dict[str, Any] = Field(default_factory=dict)
     """Extra body fields sent as they are (e.g. `top_p`, `seed`, `metadata`)."""
-    http_client: httpx.Client | None = Field(default=None, exclude=True)
+    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
     """Inject a client (proxies, custom CA, tests). It is not closed by the model."""
-    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
 
     _transport: HTTPTransport = PrivateAttr()
 
