@@ -341,3 +341,13 @@ def test_own_http_client_reaches_the_provider(registry: ChatModelRegistry) -> No
     assert "http_client" not in repr(model) and KEY not in repr(model)
     model.close()
     assert not client.is_closed  # the caller owns it
+
+
+def test_tool_choice_naming_no_bound_tool_fails_at_bind(registry: ChatModelRegistry) -> None:
+    from chatmodels_langchain import InvalidInputError
+
+    model = fake(registry)
+    with pytest.raises(InvalidInputError) as info:
+        model.bind_tools([Weather], tool_choice="get_stock_price")
+    assert info.value.op == "bind_tools" and "Weather" in str(info.value)
+    assert model.bind_tools([Weather], tool_choice="Weather") is not None

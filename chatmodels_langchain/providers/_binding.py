@@ -27,6 +27,7 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 __all__ = ["StructuredMethod", "bind_openai_tools", "structured_output"]
 
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
+_CHOICE_KEYWORDS = frozenset({"auto", "any", "required", "none"})
 
 
 class _Bindable(Protocol):
@@ -49,10 +50,18 @@ def bind_openai_tools(
     `tool_choice`: "auto", "any"/"required", "none", a tool name, or True (the only tool).
     """
     formatted = [convert_to_openai_tool(t, strict=strict) for t in tools]
+    names = [tool["function"]["name"] for tool in formatted]
     if tool_choice is True:
         if len(formatted) != 1:
             raise ValueError("tool_choice=True needs exactly one tool")
-        tool_choice = formatted[0]["function"]["name"]
+        tool_choice = names[0]
+    if (
+        isinstance(tool_choice, str)
+        and tool_choice not in _CHOICE_KEYWORDS
+        and tool_choice not in names
+    ):
+        # Caught here rather than as the provider's HTTP 400 after a round trip.
+        raise ValueError(f"tool_choice {tool_choice!r} names no bound tool (tools: {names})")
     if tool_choice is not None and tool_choice is not False:
         kwargs["tool_choice"] = tool_choice
     if parallel_tool_calls is not None:
