@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -89,20 +90,31 @@ class HTTPTransport:
         self._async_client = async_client
         self._owns_client = client is None
         self._owns_async_client = async_client is None
+        self._create_lock = threading.Lock()
 
     # --- clients ---
 
     @property
     def client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
-        return self._client
+        client = self._client
+        if client is None:
+            with self._create_lock:  # one pool per model, even under concurrent first calls
+                if self._client is None:
+                    self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+                client = self._client
+        return client
 
     @property
     def async_client(self) -> httpx.AsyncClient:
-        if self._async_client is None:
-            self._async_client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
-        return self._async_client
+        client = self._async_client
+        if client is None:
+            with self._create_lock:
+                if self._async_client is None:
+                    self._async_client = httpx.AsyncClient(
+                        timeout=self.timeout, follow_redirects=False
+                    )
+                client = self._async_client
+        return client
 
     def close(self) -> None:
         if self._owns_client and self._client is not None:

@@ -823,3 +823,26 @@ def test_registry_openai_compatible(
     )
     with cassette("openai", "compatible_plain"):
         assert model.invoke("Say hello in one word.").content == "Hello!"
+
+
+def test_one_pooled_client_per_model_under_concurrent_first_use() -> None:
+    import threading
+
+    from chatmodels_langchain.providers.openai import ChatOpenAINative
+
+    model = ChatOpenAINative(model="gpt-4o-mini", api_key="sk-proj-test0000000000000000000000")
+    barrier = threading.Barrier(16)
+    seen: list[object] = []
+
+    def first_use() -> None:
+        barrier.wait()
+        seen.append(model._transport.client)
+
+    threads = [threading.Thread(target=first_use) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in seen}) == 1
+    model.close()
+    assert model._transport._client is None
