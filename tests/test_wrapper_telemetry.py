@@ -268,3 +268,18 @@ def test_stream_content_and_usage_recorded(otel: Otel) -> None:
     attrs = dict(otel.finished()[0].attributes or {})
     assert attrs["gen_ai.usage.output_tokens"] == 3
     assert "streamed words here" in str(attrs["gen_ai.output.messages"])
+
+
+def test_context_follows_langchain_batch_threads_and_async_tasks(otel: Otel) -> None:
+    model = otel.model("x")
+    with observability_context(session_id="batch-session"):
+        model.batch(["a", "b", "c"])  # LangChain runs these in a thread pool
+
+        async def run() -> None:
+            await model.abatch(["d", "e"])
+
+        asyncio.run(run())
+    spans = otel.finished()
+    assert len(spans) == 5
+    assert {(s.attributes or {}).get("session.id") for s in spans} == {"batch-session"}
+    assert len({(s.attributes or {})["chatmodels.operation_id"] for s in spans}) == 5
