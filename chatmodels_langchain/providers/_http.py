@@ -151,10 +151,17 @@ class HTTPTransport:
                 context={"status_code": response.status_code}, secrets=self._secrets,
             ) from exc
 
-    def _should_retry(self, error: ChatModelError, attempt: int) -> float | None:
-        """The delay before retrying, or None to give up."""
-        if not error.retryable or attempt >= self.max_retries:
-            return None
+    def _retry_delay(
+        self, exc: ChatModelError | httpx.HTTPError, op: str, attempt: int, *, yielded: bool = False
+    ) -> float:
+        """Seconds to wait before retrying after `exc`; raises the mapped error to give up.
+
+        Never retries once a stream has yielded data, nor a non-retryable error, nor beyond
+        `max_retries`. Each retry is reported to the call's telemetry as a span event.
+        """
+        error = exc if isinstance(exc, ChatModelError) else self._mapped(exc, op)
+        if yielded or not error.retryable or attempt >= self.max_retries:
+            raise error from error.__cause__
         delay = backoff_delay(attempt, error)
         operation = current_operation()
         if operation is not None:
@@ -175,13 +182,8 @@ class HTTPTransport:
                 if response.status_code >= 400:
                     raise self._status_error(response, op)
                 return self._decode(response, op)
-            except ChatModelError as err:
-                error = err
-            except httpx.HTTPError as exc:
-                error = self._mapped(exc, op)
-            delay = self._should_retry(error, attempt)
-            if delay is None:
-                raise error from error.__cause__
+            except (ChatModelError, httpx.HTTPError) as exc:
+                delay = self._retry_delay(exc, op, attempt)
             sleep(delay)
             attempt += 1
 
@@ -197,13 +199,8 @@ class HTTPTransport:
                 if response.status_code >= 400:
                     raise self._status_error(response, op)
                 return self._decode(response, op)
-            except ChatModelError as err:
-                error = err
-            except httpx.HTTPError as exc:
-                error = self._mapped(exc, op)
-            delay = self._should_retry(error, attempt)
-            if delay is None:
-                raise error from error.__cause__
+            except (ChatModelError, httpx.HTTPError) as exc:
+                delay = self._retry_delay(exc, op, attempt)
             await async_sleep(delay)
             attempt += 1
 
@@ -227,13 +224,8 @@ class HTTPTransport:
                         yielded = True
                         yield event
                 return
-            except ChatModelError as err:
-                error = err
-            except httpx.HTTPError as exc:
-                error = self._mapped(exc, op)
-            delay = None if yielded else self._should_retry(error, attempt)
-            if delay is None:
-                raise error from error.__cause__
+            except (ChatModelError, httpx.HTTPError) as exc:
+                delay = self._retry_delay(exc, op, attempt, yielded=yielded)
             sleep(delay)
             attempt += 1
 
@@ -259,13 +251,8 @@ class HTTPTransport:
                         yielded = True
                         yield event
                 return
-            except ChatModelError as err:
-                error = err
-            except httpx.HTTPError as exc:
-                error = self._mapped(exc, op)
-            delay = None if yielded else self._should_retry(error, attempt)
-            if delay is None:
-                raise error from error.__cause__
+            except (ChatModelError, httpx.HTTPError) as exc:
+                delay = self._retry_delay(exc, op, attempt, yielded=yielded)
             await async_sleep(delay)
             attempt += 1
 
